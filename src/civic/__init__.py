@@ -1,0 +1,3 @@
+"""Civic: one open platform on which a Korean public body runs smart public services."""
+
+__version__ = "0.1.0"

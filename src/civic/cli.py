@@ -1,0 +1,122 @@
+"""The `civic` command: run the platform, migrate the database, load demo data."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from civic.kernel import migrations
+from civic.kernel.db import create_engine, create_sessionmaker, transaction
+from civic.kernel.settings import Environment
+from civic.settings import Settings, load_settings
+
+app = typer.Typer(help="Civic: 스마트 공공서비스 플랫폼", no_args_is_help=True)
+db_app = typer.Typer(help="데이터베이스 (database) migrations", no_args_is_help=True)
+demo_app = typer.Typer(help="데모 데이터 (demo data)", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+console = Console()
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        console.print(f"[red]설정 오류 (settings error):[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+def _with_engine(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(settings.database.url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Bring the schema up to a revision (default: the newest)."""
+    settings = _settings()
+    _with_engine(settings, lambda engine: migrations.upgrade(engine, revision))
+    current = _with_engine(settings, migrations.current_revision)
+    console.print(
+        f"데이터베이스 스키마: [bold]{current}[/bold] ({settings.database.url.split('@')[-1]})"
+    )
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target, e.g. base or -1")]) -> None:
+    """Take the schema down to a revision."""
+    settings = _settings()
+    _with_engine(settings, lambda engine: migrations.downgrade(engine, revision))
+    console.print(f"데이터베이스 스키마: {_with_engine(settings, migrations.current_revision)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision and whether it is the newest."""
+    settings = _settings()
+    current = _with_engine(settings, migrations.current_revision)
+    head = migrations.head_revision()
+    console.print(
+        f"현재 {current} · 최신 {head} · {'최신입니다' if current == head else 'upgrade 필요'}"
+    )
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Create demo organisations and accounts (not in production)."""
+    from civic.demo import ACCOUNTS, DEMO_PASSWORD, load_demo
+
+    settings = _settings()
+    if settings.env is Environment.PRODUCTION:
+        console.print("[red]운영 환경(production)에는 데모 데이터를 넣지 않습니다.[/red]")
+        raise typer.Exit(2)
+
+    async def work(engine: object) -> int:
+        async with transaction(create_sessionmaker(engine)) as session:  # type: ignore[arg-type]
+            return len(await load_demo(session, data_dir=settings.data_dir))
+
+    created = _with_engine(settings, work)
+    source = settings.data_dir or "생성한 데모 데이터 (generated demo set)"
+    console.print(f"데모 데이터: 새 계정 {created}개 · 데이터 폴더 {source}")
+    table = Table(title=f"데모 계정 (비밀번호 {DEMO_PASSWORD})")
+    for column in ("아이디", "이름", "역할"):
+        table.add_column(column)
+    for account in ACCOUNTS:
+        roles = ", ".join(
+            f"{svc}:{'/'.join(r.value for r in rs)}" for svc, rs in account.roles.items()
+        )
+        table.add_row(account.username, account.display_name, roles)
+    console.print(table)
+
+
+@app.command("run")
+def run(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Serve the platform over HTTP."""
+    import uvicorn
+
+    settings = _settings()
+    host = host or settings.web.host
+    port = port or settings.web.port
+    console.print(f"Civic: [bold]http://{host}:{port}[/bold]  (API 문서 /api/docs)")
+    uvicorn.run("civic.app:create_app", factory=True, host=host, port=port, log_config=None)
+
+
+def main() -> None:
+    """Entry point of the `civic` command."""
+    app()

@@ -1,0 +1,1 @@
+"""What every service stands on: data, identity, audit, events, geography, devices, media."""

@@ -1,0 +1,1 @@
+"""The web shell shared by every service: errors, sessions, access, templates, pages."""
