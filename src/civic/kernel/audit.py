@@ -68,6 +68,7 @@ async def record(
     detail: dict[str, Any] | None = None,
     context: AuditContext | None = None,
     actor: str | None = None,
+    organisation_id: str | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction, so it stands or falls with the act."""
     context = context or AuditContext()
@@ -75,7 +76,7 @@ async def record(
         actor_user_id=principal.user_id if principal else None,
         actor=actor or (principal.name if principal else "anonymous"),
         via=principal.via if principal else "anonymous",
-        organisation_id=principal.organisation_id if principal else None,
+        organisation_id=principal.organisation_id if principal else organisation_id,
         action=action.value,
         subject_type=subject_type,
         subject_id=subject_id,

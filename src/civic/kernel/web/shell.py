@@ -96,6 +96,7 @@ async def login(
             action=audit.AuditAction.LOGIN_FAILED,
             subject_type="user",
             subject_id=known.id if known else None,
+            organisation_id=known.organisation_id if known else None,
             context=context,
         )
         return templates.TemplateResponse(
@@ -122,6 +123,7 @@ async def login(
         action=audit.AuditAction.LOGIN,
         subject_type="user",
         subject_id=user.id,
+        organisation_id=user.organisation_id,
         context=context,
     )
     response = RedirectResponse(safe_next(next), status_code=303)
