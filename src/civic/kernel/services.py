@@ -1,4 +1,4 @@
-"""The Service manifest and the registry that loads services from the `civic.services` entry point."""
+"""The Service manifest, and the registry that loads services from their entry point."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from civic.kernel import audit
 from civic.kernel.identity import ALL_SERVICES, Principal
 from civic.kernel.web.deps import DbSession, require
 from civic.kernel.web.problems import Problem
+from civic.kernel.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 Admin = Annotated[Principal, Depends(require(ALL_SERVICES))]
@@ -70,4 +71,4 @@ async def audit_search(
     }
     # htmx asks for the table alone when the search form changes.
     template = "admin/audit_rows.html" if request.headers.get("hx-request") else "admin/audit.html"
-    return request.app.state.templates.TemplateResponse(request, template, context)
+    return render(request, template, context)

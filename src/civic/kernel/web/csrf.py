@@ -23,7 +23,9 @@ def csrf_token_for(secret: str, nonce: str) -> str:
 def csrf_token(request: Request) -> str:
     """Return the token to embed in this request's pages."""
     secret: str = request.app.state.kernel.secret
-    return csrf_token_for(secret, request.state.csrf_nonce)
+    # Errors caught outside the middleware stack render without a nonce: no form there.
+    nonce: str | None = getattr(request.state, "csrf_nonce", None)
+    return csrf_token_for(secret, nonce) if nonce else ""
 
 
 async def csrf_valid(request: Request) -> bool:

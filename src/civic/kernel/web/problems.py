@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from civic.kernel.web.templating import render
+
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("civic.web")
 
@@ -68,15 +70,13 @@ def problem_response(request: Request, problem: Problem) -> Response:
     if wants_html(request) and problem.status == 401:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     if wants_html(request):
-        templates = getattr(request.app.state, "templates", None)
-        if templates is not None:
-            return templates.TemplateResponse(  # type: ignore[no-any-return]
-                request,
-                "error.html",
-                {"problem": problem, "request_id": request_id},
-                status_code=problem.status,
-                headers=problem.headers,
-            )
+        return render(
+            request,
+            "error.html",
+            {"problem": problem, "request_id": request_id},
+            status_code=problem.status,
+            headers=problem.headers,
+        )
     body: dict[str, Any] = {
         "type": problem.type,
         "title": problem.title,

@@ -26,6 +26,7 @@ from civic.kernel.web.deps import (
 )
 from civic.kernel.web.i18n import LANG_COOKIE
 from civic.kernel.web.problems import Problem
+from civic.kernel.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 GEO_LAYERS = {
@@ -46,9 +47,7 @@ async def login_page(request: Request, principal: OptionalPrincipal, next: str =
     """Show the sign-in form."""
     if principal is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return request.app.state.templates.TemplateResponse(
-        request, "login.html", {"next": safe_next(next), "error": None, "username": ""}
-    )
+    return render(request, "login.html", {"next": safe_next(next), "error": None, "username": ""})
 
 
 @router.post("/login", dependencies=[Depends(csrf_protected)])
@@ -64,7 +63,6 @@ async def login(
     security = kernel.settings.security
     ip = request.client.host if request.client else "unknown"
     username = username.strip()
-    templates = request.app.state.templates
     context = audit_context(request)
     if await login_locked_out(
         session,
@@ -74,7 +72,7 @@ async def login(
         window=timedelta(minutes=security.login_window_minutes),
     ):
         minutes = int(security.login_window_minutes)
-        return templates.TemplateResponse(
+        return render(
             request,
             "login.html",
             {
@@ -99,7 +97,7 @@ async def login(
             organisation_id=known.organisation_id if known else None,
             context=context,
         )
-        return templates.TemplateResponse(
+        return render(
             request,
             "login.html",
             {
@@ -161,7 +159,7 @@ async def home(request: Request, principal: OptionalPrincipal) -> Response:
     """Show the services this person may use, and the map."""
     if principal is None or principal.via == "link":
         return RedirectResponse("/login", status_code=303)
-    return request.app.state.templates.TemplateResponse(request, "home.html", {})
+    return render(request, "home.html", {})
 
 
 @router.get("/lang/{code}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, select_autoescape
 from starlette.requests import Request
+from starlette.responses import Response
 
 from civic.kernel.web import i18n
 from civic.kernel.web.csrf import csrf_token
@@ -57,3 +58,18 @@ def _environment(loader: ChoiceLoader) -> Environment:
         i18n.gettext, i18n.ngettext, newstyle=True
     )
     return env
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render a page with the shell's context."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, template, context or {}, status_code=status_code, headers=headers
+    )
