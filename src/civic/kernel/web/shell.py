@@ -25,6 +25,7 @@ from civic.kernel.web.deps import (
     kernel_of,
 )
 from civic.kernel.web.i18n import LANG_COOKIE
+from civic.kernel.web.i18n import gettext as _
 from civic.kernel.web.problems import Problem
 from civic.kernel.web.templating import render
 
@@ -78,7 +79,9 @@ async def login(
             {
                 "next": safe_next(next),
                 "username": username,
-                "error": f"로그인 시도가 너무 많습니다. {minutes}분 후에 다시 시도해 주세요.",
+                "error": _(
+                    "로그인 시도가 너무 많습니다. {minutes}분 후에 다시 시도해 주세요."
+                ).format(minutes=minutes),
             },
             status_code=429,
             headers={"Retry-After": str(minutes * 60)},
@@ -103,7 +106,7 @@ async def login(
             {
                 "next": safe_next(next),
                 "username": username,
-                "error": "아이디 또는 비밀번호가 맞지 않습니다.",
+                "error": _("아이디 또는 비밀번호가 맞지 않습니다."),
             },
             status_code=401,
         )
