@@ -128,6 +128,7 @@ class Principal:
     grants: frozenset[tuple[str, str]] = field(default_factory=frozenset)
     via: str = "session"
     link: CitizenLinkScope | None = None
+    display_name: str = ""
 
     def has_role(self, service: str, *roles: Role) -> bool:
         """Whether any of roles (or admin) is granted in service or in every service."""
@@ -175,6 +176,7 @@ def principal_for(user: User, *, via: str = "session") -> Principal:
         organisation_id=user.organisation_id,
         grants=frozenset((g.service, g.role) for g in user.grants),
         via=via,
+        display_name=user.display_name,
     )
 
 

@@ -33,7 +33,10 @@ def _parse_time(value: str | None, label: str) -> datetime | None:
         from zoneinfo import ZoneInfo
 
         parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:59-14:00 has no UTC time
+        raise Problem(422, f"{label} 시각이 범위를 벗어납니다: {value!r}") from exc
 
 
 @router.get("/audit")

@@ -51,7 +51,11 @@ async def _optional_principal(request: Request, session: DbSession) -> Principal
     scheme, _, token = authorization.partition(" ")
     if authorization:
         if scheme.lower() != "bearer" or not token:
-            raise Problem(401, "Authorization 헤더는 'Bearer <토큰>' 형식이어야 합니다.")
+            raise Problem(
+                401,
+                "Authorization 헤더는 'Bearer <토큰>' 형식이어야 합니다.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         principal = await principal_from_api_token(session, token=token.strip())
         if principal is None:
             raise Problem(

@@ -96,16 +96,17 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": "요청이 너무 큽니다",
-                "status": 413,
-                "detail": f"요청 본문은 {self.max_bytes} 바이트까지 받습니다.",
-                "instance": scope["path"],
-            },
-            ensure_ascii=False,
-        ).encode()
+        problem: dict[str, object] = {
+            "type": "about:blank",
+            "title": "요청이 너무 큽니다",
+            "status": 413,
+            "detail": f"요청 본문은 {self.max_bytes} 바이트까지 받습니다.",
+            "instance": scope["path"],
+        }
+        # Like every other problem, name the request so that a person can quote it.
+        if request_id := scope.get("state", {}).get("request_id"):
+            problem["request_id"] = request_id
+        body = json.dumps(problem, ensure_ascii=False).encode()
         await send(
             {
                 "type": "http.response.start",

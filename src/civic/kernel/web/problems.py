@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from civic.kernel.web.templating import render
@@ -127,6 +128,20 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     return problem_response(request, problem)
 
 
+async def _on_database(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)  # noqa: S101
+    # SQLSTATE class 22 is a value the database refuses: a NUL character in text (PostgreSQL),
+    # a string longer than its column. Such a value came from the request; anything else is ours.
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if not (isinstance(sqlstate, str) and sqlstate.startswith("22")):
+        raise exc
+    log.warning("refused_value", path=request.url.path, sqlstate=sqlstate, error=str(exc.orig))
+    return problem_response(
+        request,
+        Problem(422, "데이터베이스가 받을 수 없는 값이 있습니다 (예: NUL 문자, 너무 긴 글)."),
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(
@@ -140,4 +155,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(DBAPIError, _on_database)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -25,6 +25,7 @@
       },
     }).addTo(map);
     map.getContainer().dataset.layer = "boundaries";
+    if (!map.getContainer().dataset.keepView) map.fitBounds(layer.getBounds(), { padding: [8, 8], animate: false });
     return layer;
   }
 
@@ -32,7 +33,7 @@
     if (element.dataset.ready) return;
     element.dataset.ready = "1";
     const [lat, lng] = element.dataset.center.split(",").map(Number);
-    const map = L.map(element, { zoomControl: true, attributionControl: true })
+    const map = L.map(element, { zoomControl: true, attributionControl: true, zoomSnap: 0.25 })
       .setView([lat, lng], Number(element.dataset.zoom || 7));
     element.civicMap = map;
     if (element.dataset.tileUrl) {
