@@ -37,7 +37,7 @@ class SecuritySettings(BaseModel):
 
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET),
-        description="Signs session cookies, CSRF tokens and citizen links; at least 32 characters.",
+        description="Signs CSRF tokens and citizen links; at least 32 characters in production.",
     )
     session_hours: float = Field(default=12, gt=0, description="Browser session lifetime in hours.")
     cookie_secure: bool = Field(

@@ -1,0 +1,1 @@
+"""Benchmarks of the platform; `make bench` runs them and prints ratios against a baseline."""
