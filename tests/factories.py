@@ -25,7 +25,10 @@ def unique(prefix: str) -> str:
 
 
 async def make_organisation(
-    app: FastAPI, *, kind: OrganisationKind = OrganisationKind.DISTRICT_OFFICE, name: str = "양천구청"
+    app: FastAPI,
+    *,
+    kind: OrganisationKind = OrganisationKind.DISTRICT_OFFICE,
+    name: str = "양천구청",
 ) -> Organisation:
     """Create an organisation."""
     async with transaction(app.state.kernel.sessions) as session:

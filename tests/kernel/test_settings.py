@@ -40,7 +40,7 @@ def test_environment_variables_reach_nested_models(monkeypatch: pytest.MonkeyPat
 
 
 def test_toml_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "civic.toml").write_text('[web]\nport = 8123\n[services.smart119]\nwaves = 3\n')
+    (tmp_path / "civic.toml").write_text("[web]\nport = 8123\n[services.smart119]\nwaves = 3\n")
     monkeypatch.chdir(tmp_path)
     settings = Settings()
     assert settings.web.port == 8123
