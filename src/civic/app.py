@@ -30,7 +30,7 @@ from civic.kernel.web.middleware import (
     LocaleMiddleware,
     RequestContextMiddleware,
 )
-from civic.kernel.web.problems import install_problem_handlers
+from civic.kernel.web.problems import API_PROBLEMS, install_problem_handlers
 from civic.kernel.web.templating import create_templates
 from civic.settings import Settings, load_settings
 
@@ -73,12 +73,13 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
 
-    for router in (health.router, shell.router, admin.router, identity_api.router):
+    for router in (health.router, shell.router, admin.router):
         app.include_router(router)
+    app.include_router(identity_api.router, responses=API_PROBLEMS)
     app.add_api_route("/api/docs", _api_docs, include_in_schema=False, response_class=HTMLResponse)
     for service in loaded:
         if service.api is not None:
-            app.include_router(service.api, prefix=f"/api/{service.name}")
+            app.include_router(service.api, prefix=f"/api/{service.name}", responses=API_PROBLEMS)
         if service.pages is not None:
             app.include_router(service.pages, prefix=f"/{service.name}", include_in_schema=False)
         if service.static_dir is not None:

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -33,6 +34,35 @@ KOREAN_TITLES = {
     500: "서버 오류가 발생했습니다",
     503: "서비스를 사용할 수 없습니다",
 }
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring problem documents for these statuses."""
+    return {
+        status: {
+            "description": KOREAN_TITLES.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_JSON: {"schema": ProblemDocument.model_json_schema()}},
+        }
+        for status in statuses
+    }
+
+
+# What any API route may answer besides success: input, identity, rights, absence, size.
+API_PROBLEMS = problem_responses(400, 401, 403, 404, 405, 413, 422, 500)
 
 
 class Problem(Exception):
