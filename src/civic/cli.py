@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from civic.kernel import migrations
 from civic.kernel.db import create_engine, create_sessionmaker, transaction
+from civic.kernel.identity import (
+    ALL_SERVICES,
+    Organisation,
+    Role,
+    create_user,
+    find_user,
+    issue_api_token,
+)
 from civic.kernel.settings import Environment
 from civic.settings import Settings, load_settings
 
@@ -21,6 +32,8 @@ db_app = typer.Typer(help="데이터베이스 (database) migrations", no_args_is
 demo_app = typer.Typer(help="데모 데이터 (demo data)", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+users_app = typer.Typer(help="사용자와 토큰 (users and API tokens)", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 console = Console()
 T = TypeVar("T")
 
@@ -84,8 +97,8 @@ def demo_load() -> None:
         console.print("[red]운영 환경(production)에는 데모 데이터를 넣지 않습니다.[/red]")
         raise typer.Exit(2)
 
-    async def work(engine: object) -> int:
-        async with transaction(create_sessionmaker(engine)) as session:  # type: ignore[arg-type]
+    async def work(engine: AsyncEngine) -> int:
+        async with transaction(create_sessionmaker(engine)) as session:
             return len(await load_demo(session, data_dir=settings.data_dir))
 
     created = _with_engine(settings, work)
@@ -100,6 +113,81 @@ def demo_load() -> None:
         )
         table.add_row(account.username, account.display_name, roles)
     console.print(table)
+
+
+def _parse_roles(specs: list[str]) -> dict[str, list[Role]]:
+    roles: dict[str, list[Role]] = {}
+    for spec in specs:
+        service, _, role = spec.partition(":")
+        try:
+            roles.setdefault(service or ALL_SERVICES, []).append(Role(role))
+        except ValueError as exc:
+            known = ", ".join(r.value for r in Role)
+            raise typer.BadParameter(f"{spec!r}: 역할은 서비스:역할 형식 ({known})") from exc
+    return roles
+
+
+@users_app.command("create")
+def users_create(
+    organisation: Annotated[str, typer.Option(help="organisation code, e.g. gn-fire")],
+    username: Annotated[str, typer.Option(help="login name")],
+    display_name: Annotated[str, typer.Option(help="name shown to people")],
+    role: Annotated[list[str], typer.Option(help="service:role, repeatable; *:admin for all")],
+    device: Annotated[
+        bool, typer.Option(help="a device account (token only, no password)")
+    ] = False,
+    phone: Annotated[str | None, typer.Option(help="mobile number for alerts")] = None,
+) -> None:
+    """Create a person (asks for a password) or a device account."""
+    settings = _settings()
+    roles = _parse_roles(role)
+    password = (
+        None if device else typer.prompt("비밀번호", hide_input=True, confirmation_prompt=True)
+    )
+
+    async def work(engine: AsyncEngine) -> str:
+        async with transaction(create_sessionmaker(engine)) as session:
+            org = await session.scalar(
+                select(Organisation).where(Organisation.code == organisation)
+            )
+            if org is None:
+                raise typer.BadParameter(f"기관 코드 {organisation!r}가 없습니다.")
+            if await find_user(session, username=username) is not None:
+                raise typer.BadParameter(f"아이디 {username!r}는 이미 있습니다.")
+            user = await create_user(
+                session,
+                organisation=org,
+                username=username,
+                display_name=display_name,
+                password=password,
+                roles=roles,
+                phone=phone,
+                is_device=device,
+            )
+            return user.id
+
+    console.print(f"만들었습니다: {username} ({_with_engine(settings, work)})")
+
+
+@users_app.command("token")
+def users_token(
+    username: Annotated[str, typer.Argument(help="the user or device the token acts as")],
+    name: Annotated[str, typer.Option(help="what the token is for")],
+    days: Annotated[int, typer.Option(min=1, max=3650, help="days until it expires")] = 365,
+) -> None:
+    """Issue a bearer token for an API client or a device; it is shown once."""
+    settings = _settings()
+
+    async def work(engine: AsyncEngine) -> str:
+        async with transaction(create_sessionmaker(engine)) as session:
+            user = await find_user(session, username=username)
+            if user is None:
+                raise typer.BadParameter(f"아이디 {username!r}가 없습니다.")
+            return await issue_api_token(
+                session, user=user, name=name, valid_for=timedelta(days=days)
+            )
+
+    console.print(f"토큰 (한 번만 보여 줍니다): [bold]{_with_engine(settings, work)}[/bold]")
 
 
 @app.command("run")

@@ -99,8 +99,13 @@ async def account(app: FastAPI) -> Account:
 
 
 @pytest.fixture
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+async def live_server(
+    settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[LiveServer]:
     """Serve a separate app instance from a thread with its own event loop and database engine."""
+    # Indirect parameter "no-data" serves a platform without the shared data folder.
+    if getattr(request, "param", None) == "no-data":
+        settings = settings.model_copy(update={"data_dir": None})
     server_app = create_app(settings, services=[])
     sock = _listening_socket()
     port = sock.getsockname()[1]

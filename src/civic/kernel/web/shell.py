@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from civic.kernel import audit
+from civic.kernel.boundaries import boundary_path
 from civic.kernel.identity import authenticate, find_user
 from civic.kernel.sessions import (
     end_browser_session,
@@ -30,10 +31,6 @@ from civic.kernel.web.problems import Problem
 from civic.kernel.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-GEO_LAYERS = {
-    "provinces": "kr_provinces_2013.geojson",
-    "municipalities": "kr_municipalities_2013.geojson",
-}
 
 
 def safe_next(target: str | None) -> str:
@@ -178,8 +175,7 @@ async def choose_language(request: Request, code: str, back: str = "/") -> Respo
 @router.get("/geo/{layer}.geojson")
 async def boundaries(request: Request, layer: str) -> Response:
     """Serve administrative boundaries from the data folder, for maps without tiles."""
-    data_dir = kernel_of(request).settings.data_dir
-    name = GEO_LAYERS.get(layer)
-    if name is None or data_dir is None or not (data_dir / "geo" / name).is_file():
+    path = boundary_path(kernel_of(request).settings.data_dir, layer)
+    if path is None:
         raise Problem(404, f"경계 데이터 '{layer}'가 없습니다 (CIVIC_DATA_DIR/geo).")
-    return FileResponse(data_dir / "geo" / name, media_type="application/geo+json")
+    return FileResponse(path, media_type="application/geo+json")

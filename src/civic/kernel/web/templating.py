@@ -12,6 +12,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, se
 from starlette.requests import Request
 from starlette.responses import Response
 
+from civic.kernel.boundaries import boundary_path
 from civic.kernel.web import i18n
 from civic.kernel.web.csrf import csrf_token
 
@@ -29,6 +30,7 @@ def _shell_context(request: Request) -> dict[str, Any]:
         "locales": kernel.settings.web.locales,
         "visible_services": [s for s in kernel.services if s.visible_to(principal)],
         "web": kernel.settings.web,
+        "has_boundaries": lambda layer: boundary_path(kernel.settings.data_dir, layer) is not None,
     }
 
 

@@ -39,13 +39,15 @@
     if (element.dataset.tileUrl) {
       L.tileLayer(element.dataset.tileUrl, { maxZoom: 19 }).addTo(map);
       element.dataset.layer = "tiles";
-    } else {
+    } else if (element.dataset.boundaries) {
       try {
         await boundaries(map, element.dataset.boundaries);
         map.attributionControl.addAttribution("경계: 통계청 (KOGL)");
       } catch (error) {
         graticule(map);
       }
+    } else {
+      graticule(map);
     }
     element.dispatchEvent(new CustomEvent("civic:map-ready", { detail: { map }, bubbles: true }));
   }
