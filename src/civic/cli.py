@@ -58,14 +58,13 @@ def _with_engine(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
     """Bring the schema up to a revision (default: the newest)."""
     settings = _settings()
     _with_engine(settings, lambda engine: migrations.upgrade(engine, revision))
-    current = _with_engine(settings, migrations.current_revision)
-    console.print(
-        f"데이터베이스 스키마: [bold]{current}[/bold] ({settings.database.url.split('@')[-1]})"
-    )
+    current = ", ".join(sorted(_with_engine(settings, migrations.current_revisions)))
+    where = settings.database.url.split("@")[-1]
+    console.print(f"데이터베이스 스키마: [bold]{current}[/bold] ({where})")
 
 
 @db_app.command("downgrade")
@@ -73,18 +72,18 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target, e.g. base
     """Take the schema down to a revision."""
     settings = _settings()
     _with_engine(settings, lambda engine: migrations.downgrade(engine, revision))
-    console.print(f"데이터베이스 스키마: {_with_engine(settings, migrations.current_revision)}")
+    current = ", ".join(sorted(_with_engine(settings, migrations.current_revisions))) or "base"
+    console.print(f"데이터베이스 스키마: {current}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision and whether it is the newest."""
     settings = _settings()
-    current = _with_engine(settings, migrations.current_revision)
-    head = migrations.head_revision()
-    console.print(
-        f"현재 {current} · 최신 {head} · {'최신입니다' if current == head else 'upgrade 필요'}"
-    )
+    current = _with_engine(settings, migrations.current_revisions)
+    heads = migrations.head_revisions()
+    state = "최신입니다" if current == heads else "upgrade 필요"
+    console.print(f"현재 {', '.join(sorted(current))} · 최신 {', '.join(sorted(heads))} · {state}")
 
 
 @demo_app.command("load")

@@ -22,12 +22,12 @@ def alembic_config() -> Config:
     return config
 
 
-def head_revision() -> str | None:
-    """Return the newest revision of the tree."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revisions() -> set[str]:
+    """Return the newest revision of each branch of the tree."""
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     """Bring the schema up to revision."""
 
     def run(connection: Connection) -> None:
@@ -51,16 +51,16 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
         await connection.run_sync(run)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """Return the revision the database is at, or None when it has none."""
+async def current_revisions(engine: AsyncEngine) -> set[str]:
+    """Return the revisions the database is at (one per branch; empty when it has none)."""
 
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+    def read(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
 
     async with engine.connect() as connection:
         return await connection.run_sync(read)
 
 
 async def at_head(engine: AsyncEngine) -> bool:
-    """Whether the database schema is at the newest revision."""
-    return await current_revision(engine) == head_revision()
+    """Whether the database schema is at the newest revision of every branch."""
+    return await current_revisions(engine) == head_revisions()
