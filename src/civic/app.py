@@ -13,9 +13,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import civic
+from civic.kernel.bus import Bus
 from civic.kernel.db import create_engine, create_sessionmaker
 from civic.kernel.logging import configure_logging
-from civic.kernel.runtime import Kernel
+from civic.kernel.relay import OutboxRelay
+from civic.kernel.runtime import Kernel, KernelPart
 from civic.kernel.services import (
     Service,
     ServiceContext,
@@ -61,6 +63,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
+    kernel.parts = build_parts(settings)
     app.state.kernel = kernel
     app.state.templates = create_templates(
         {s.name: s.templates_dir for s in loaded if s.templates_dir is not None}
@@ -88,6 +91,12 @@ def create_app(
     return app
 
 
+def build_parts(settings: Settings) -> list[KernelPart]:
+    """Build the kernel parts this configuration runs, in start order."""
+    # The relay goes last so that services have subscribed before the backlog is delivered.
+    return [OutboxRelay(Bus(), lanes=1 if settings.is_sqlite else 4)]
+
+
 async def _api_docs(request: Request) -> HTMLResponse:
     # Swagger UI is served from our own vendor folder: pages never reach a CDN.
     return get_swagger_ui_html(
@@ -103,7 +112,12 @@ async def _api_docs(request: Request) -> HTMLResponse:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     kernel: Kernel = app.state.kernel
     started: list[Service] = []
+    parts: list[KernelPart] = []
     try:
+        early = [p for p in kernel.parts if not getattr(p, "start_after_services", False)]
+        for part in early:
+            await part.start(kernel)
+            parts.append(part)
         for service in kernel.services:
             context = ServiceContext(
                 kernel=kernel, settings=service.load_settings(kernel.settings.services)
@@ -115,6 +129,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 except Exception as exc:
                     raise ServiceError(f"서비스 '{service.name}' 시작 실패: {exc!r}") from exc
             started.append(service)
+        for part in kernel.parts:
+            if part not in parts:
+                await part.start(kernel)
+                parts.append(part)
         log.info("started", services=[s.name for s in started])
         yield
     finally:
@@ -124,4 +142,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     await service.teardown(kernel.contexts[service.name])
                 except Exception:
                     log.exception("teardown_failed", service=service.name)
+        for part in reversed(parts):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("part_stop_failed", part=part.name)
         await kernel.engine.dispose()
