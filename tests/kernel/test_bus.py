@@ -1,4 +1,3 @@
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +10,7 @@ from civic.kernel.bus import DeadLetter, Event, OutboxEvent, RetryPolicy, publis
 from civic.kernel.db import transaction
 from civic.kernel.relay import OutboxRelay, bus_of
 from civic.settings import Settings
+from tests.waiting import eventually
 
 
 class HydrantChecked(Event):
@@ -33,12 +33,6 @@ async def bus_app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-async def wait_for(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 def test_event_names_must_be_area_dot_past_tense() -> None:
     with pytest.raises(TypeError, match="area.past_tense"):
 
@@ -57,7 +51,7 @@ async def test_committed_events_reach_subscribers_in_order(bus_app: FastAPI) -> 
     async with transaction(kernel.sessions) as session:
         for pressure in (300, 310, 320):
             await publish(session, HydrantChecked(hydrant="H-1", pressure_kpa=pressure))
-    await wait_for(lambda: len(seen) == 3)
+    await eventually(lambda: len(seen) == 3)
     assert seen == [("H-1", 300), ("H-1", 310), ("H-1", 320)]
 
 
@@ -75,7 +69,7 @@ async def test_a_rolled_back_transaction_publishes_nothing(bus_app: FastAPI) -> 
             raise RuntimeError("the change failed")
     async with transaction(kernel.sessions) as session:
         await publish(session, HydrantChecked(hydrant="real", pressure_kpa=2))
-    await wait_for(lambda: "real" in seen)
+    await eventually(lambda: "real" in seen)
     assert "ghost" not in seen
     async with kernel.sessions() as session:
         assert await session.scalar(select(OutboxEvent).where(OutboxEvent.key == "ghost")) is None
@@ -93,7 +87,7 @@ async def test_a_redelivered_event_is_handled_once(bus_app: FastAPI) -> None:
     event = HydrantChecked(hydrant="H-2", pressure_kpa=250)
     async with transaction(kernel.sessions) as session:
         await publish(session, event)
-    await wait_for(lambda: len(seen) == 1)
+    await eventually(lambda: len(seen) == 1)
     # As after a crash between handling and marking the outbox row delivered:
     async with transaction(kernel.sessions) as session:
         row = await session.scalar(
@@ -123,7 +117,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered(bus_app: FastAPI)
     event = HydrantChecked(hydrant="H-3", pressure_kpa=99)
     async with transaction(kernel.sessions) as session:
         await publish(session, event)
-    await wait_for(lambda: after == ["H-3"])
+    await eventually(lambda: after == ["H-3"])
     assert calls == [99, 99, 99]
     async with kernel.sessions() as session:
         letter = await session.scalar(
@@ -142,4 +136,4 @@ async def test_listeners_hear_events_that_no_one_subscribed(bus_app: FastAPI) ->
     bus_of(kernel).listen(listener, NobodyListens)
     async with transaction(kernel.sessions) as session:
         await publish(session, NobodyListens())
-    await wait_for(lambda: heard == ["testbus.nobody_listened"])
+    await eventually(lambda: heard == ["testbus.nobody_listened"])

@@ -135,7 +135,10 @@ class OutboxRelay:
                     )
                     return
                 log.warning(
-                    "handler_retry", subscriber=subscription.name, event_name=event.name, error=repr(exc)
+                    "handler_retry",
+                    subscriber=subscription.name,
+                    event_name=event.name,
+                    error=repr(exc),
                 )
                 await asyncio.sleep(policy.delay(attempt))
 
