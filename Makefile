@@ -7,7 +7,7 @@ PY_STAMP := $(VENV)/.installed
 VENDOR_STAMP := src/civic/web/static/vendor/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test test-sqlite test-postgres lint bench browser clean
+.PHONY: setup run test test-sqlite test-postgres lint bench browser postgis clean
 
 setup: $(PY_STAMP) $(VENDOR_STAMP)
 
@@ -32,12 +32,22 @@ browser:
 	  else echo "Install Debian's chromium (sudo apt-get install chromium) for the browser tests"; fi; \
 	fi
 
-run: setup
+# PostGIS for the local PostgreSQL 15 (the spatial store, its tests and its benchmark baseline).
+# Idempotent; where apt is missing or fails the platform still runs, with the store in memory.
+postgis:
+	@if [ -d /usr/lib/postgresql/15 ] && [ ! -e /usr/share/postgresql/15/extension/postgis.control ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-postgis-3 >/dev/null; } \
+	      || echo "Could not install postgresql-15-postgis-3: the spatial store will run in memory"; \
+	  else echo "Install postgresql-15-postgis-3 (sudo apt-get install postgresql-15-postgis-3) for PostGIS"; fi; \
+	fi
+
+run: setup postgis
 	$(BIN)/civic db upgrade
 	$(BIN)/civic demo load
 	$(BIN)/civic run
 
-test: setup browser
+test: setup browser postgis
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
@@ -55,7 +65,7 @@ lint: setup
 	$(BIN)/mypy -p civic.kernel
 	$(BIN)/lint-imports
 
-bench: setup
+bench: setup postgis
 	$(BIN)/python -m bench
 
 clean:

@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # Each module has main() -> int, prints its figures and their ratio to a baseline of the same run.
-BENCHES = ["shell"]
+BENCHES = ["shell", "tracking", "spatial", "realtime", "notify", "telemetry", "media", "bus"]
 
 
 def run(names: list[str]) -> int:

@@ -85,6 +85,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=SHARED_DATA if SHARED_DATA.is_dir() else None,
         database={"url": database_url},
         security={"secret_key": TEST_SECRET},
+        # Port 0: test runs side by side (and a running `make run`) never fight over 1884.
+        mqtt={"embedded_port": 0},
     )
 
 

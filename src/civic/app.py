@@ -13,10 +13,21 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import civic
-from civic.kernel.bus import Bus
 from civic.kernel.db import create_engine, create_sessionmaker
+from civic.kernel.devices import DevicesPart
+from civic.kernel.devices import api as devices_api
+from civic.kernel.geo.part import GeoPart
+from civic.kernel.incidents import IncidentsPart
+from civic.kernel.incidents import api as incidents_api
+from civic.kernel.incidents import pages as incidents_pages
 from civic.kernel.logging import configure_logging
-from civic.kernel.relay import OutboxRelay
+from civic.kernel.media import MediaPart
+from civic.kernel.mqtt import MqttPart
+from civic.kernel.notify import web as notify_web
+from civic.kernel.notify.notifier import Notifier
+from civic.kernel.realtime import Hub
+from civic.kernel.realtime import endpoint as realtime_endpoint
+from civic.kernel.relay import relay_for
 from civic.kernel.runtime import Kernel, KernelPart
 from civic.kernel.services import (
     Service,
@@ -25,7 +36,10 @@ from civic.kernel.services import (
     check_unique,
     discover_services,
 )
-from civic.kernel.web import admin, health, identity_api, shell
+from civic.kernel.tracking import api as tracking_api
+from civic.kernel.tracking import pages as tracking_pages
+from civic.kernel.tracking.part import Tracker
+from civic.kernel.web import admin, events_admin, health, identity_api, media_api, shell
 from civic.kernel.web.csrf import CsrfCookieMiddleware
 from civic.kernel.web.middleware import (
     BodyLimitMiddleware,
@@ -34,6 +48,7 @@ from civic.kernel.web.middleware import (
 )
 from civic.kernel.web.problems import API_PROBLEMS, install_problem_handlers
 from civic.kernel.web.templating import create_templates
+from civic.kernel.workflow import WorkflowDeadlines
 from civic.settings import Settings, load_settings
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -73,12 +88,27 @@ def create_app(
         LocaleMiddleware, offered=settings.web.locales, default=settings.web.default_locale
     )
     app.add_middleware(CsrfCookieMiddleware, secure=settings.security.cookie_secure)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.web.max_body_bytes,
+        # Media has its own limits per type, checked on the bytes; let the largest through here.
+        larger={"/api/media": max(settings.media.max_upload_bytes.values(), default=0)},
+    )
     app.add_middleware(RequestContextMiddleware)
 
     for router in (health.router, shell.router, admin.router):
         app.include_router(router)
+    app.include_router(realtime_endpoint.router)
+    app.include_router(incidents_api.router, responses=API_PROBLEMS)
+    app.include_router(incidents_pages.router)
     app.include_router(identity_api.router, responses=API_PROBLEMS)
+    app.include_router(tracking_api.router, responses=API_PROBLEMS)
+    app.include_router(tracking_pages.router)
+    app.include_router(devices_api.router, responses=API_PROBLEMS)
+    app.include_router(media_api.router, responses=API_PROBLEMS)
+    app.include_router(notify_web.api, responses=API_PROBLEMS)
+    app.include_router(notify_web.pages)
+    app.include_router(events_admin.router)
     app.add_api_route("/api/docs", _api_docs, include_in_schema=False, response_class=HTMLResponse)
     for service in loaded:
         if service.api is not None:
@@ -94,7 +124,18 @@ def create_app(
 def build_parts(settings: Settings) -> list[KernelPart]:
     """Build the kernel parts this configuration runs, in start order."""
     # The relay goes last so that services have subscribed before the backlog is delivered.
-    return [OutboxRelay(Bus(), lanes=1 if settings.is_sqlite else 4)]
+    return [
+        Hub(settings.realtime),  # first: other parts may publish live messages as they start
+        IncidentsPart(),
+        GeoPart(settings.routing),  # spatial store and router, before the parts using them
+        MqttPart(settings.mqtt),
+        DevicesPart(settings.devices),  # after MQTT: routes its topics at start
+        Tracker(settings.tracking),  # after the hub and MQTT, which it joins
+        MediaPart(settings.media, var_dir=settings.var_dir),
+        WorkflowDeadlines(settings.workflow),
+        Notifier(settings.notify, env=settings.env, base_url=settings.web.base_url),
+        relay_for(settings.bus, sqlite=settings.is_sqlite),  # in-process, or NATS with a url
+    ]
 
 
 async def _api_docs(request: Request) -> HTMLResponse:

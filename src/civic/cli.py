@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -34,6 +35,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 users_app = typer.Typer(help="사용자와 토큰 (users and API tokens)", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+sim_app = typer.Typer(help="시뮬레이터 (simulators)", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
 console = Console()
 T = TypeVar("T")
 
@@ -202,6 +205,203 @@ def run(
     port = port or settings.web.port
     console.print(f"Civic: [bold]http://{host}:{port}[/bold]  (API 문서 /api/docs)")
     uvicorn.run("civic.app:create_app", factory=True, host=host, port=port, log_config=None)
+
+
+evidence_app = typer.Typer(help="증거 기록 (evidence chain)", no_args_is_help=True)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    packet: Annotated[
+        Path | None, typer.Option(help="check an exported zip packet instead of the database")
+    ] = None,
+    from_seq: Annotated[int, typer.Option(min=1, help="first record of the chain to check")] = 1,
+) -> None:
+    """Recompute every evidence hash and re-hash its files; exit 1 at the first change."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from civic.kernel.media import ChainReport, build_store, verify_chain, verify_packet
+
+    settings = _settings()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("증거 확인 (verifying)", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        async def work(engine: AsyncEngine) -> ChainReport:
+            store = build_store(settings.media, var_dir=settings.var_dir)
+            try:
+                async with create_sessionmaker(engine)() as session:
+                    return await verify_chain(
+                        session, store=store, from_seq=from_seq, on_progress=advance
+                    )
+            finally:
+                await store.close()
+
+        report = (
+            verify_packet(packet, on_progress=advance)
+            if packet is not None
+            else _with_engine(settings, work)
+        )
+    if report.broken is not None:
+        where = f"#{report.broken.seq} " if report.broken.seq is not None else ""
+        console.print(f"[red]변조 발견 (tampering): {where}{report.broken.kind}[/red]")
+        console.print(report.broken.detail)
+        raise typer.Exit(1)
+    console.print(
+        f"[green]이상 없음 (intact)[/green]: 기록 {report.records}개 · 파일 {report.files}개"
+        f" · 마지막 해시 {report.head_hash or '-'}"
+    )
+
+
+@sim_app.command("tracking")
+def sim_tracking(
+    units: Annotated[int, typer.Option(min=1, max=100_000, help="how many units move")] = 20,
+    kind: Annotated[str, typer.Option(help="fire_unit, ambulance, vehicle, drone, watch, ...")] = (
+        "fire_unit"
+    ),
+    via: Annotated[str, typer.Option(help="http (batches) or mqtt (one message each)")] = "http",
+    seconds: Annotated[float, typer.Option(min=1, help="how long to run")] = 60,
+    interval: Annotated[float, typer.Option(min=0.05, help="seconds between reports")] = 1.0,
+    token: Annotated[
+        str | None, typer.Option(envvar="CIVIC_SIM_TOKEN", help="device bearer token (http)")
+    ] = None,
+    organisation: Annotated[str | None, typer.Option(help="organisation code (mqtt)")] = None,
+    url: Annotated[str | None, typer.Option(help="server URL (default web.base_url)")] = None,
+    mqtt_url: Annotated[str | None, typer.Option(help="broker URL (default mqtt settings)")] = None,
+    centre: Annotated[str | None, typer.Option(help="lat,lon (default the map centre)")] = None,
+    radius_km: Annotated[float, typer.Option(min=0.1, help="area they drive in")] = 5.0,
+    seed: Annotated[int | None, typer.Option(help="random seed, to repeat a run")] = None,
+) -> None:
+    """Move units along their way and report positions over HTTP or MQTT, like real devices."""
+    from civic.kernel.tracking.sim import run_simulation
+
+    settings = _settings()
+    try:
+        sent = asyncio.run(
+            run_simulation(
+                settings,
+                units=units,
+                kind=kind,
+                via=via,
+                seconds=seconds,
+                interval=interval,
+                token=token,
+                organisation=organisation,
+                url=url,
+                mqtt_url=mqtt_url,
+                centre=centre,
+                radius_km=radius_km,
+                seed=seed,
+                say=console.print,
+            )
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        console.print(f"[red]시뮬레이션 실패 (simulation failed):[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"위치 {sent}개를 보냈습니다 ({units} {kind}, {via}).")
+
+
+@sim_app.command("devices")
+def sim_devices(
+    organisation: Annotated[str, typer.Option(help="organisation code the devices belong to")],
+    count: Annotated[int, typer.Option(min=1, max=100_000, help="how many devices")] = 20,
+    kind: Annotated[str, typer.Option(help="sensor or switch")] = "sensor",
+    seconds: Annotated[float, typer.Option(min=1, help="how long to run")] = 60,
+    interval: Annotated[float, typer.Option(min=0.01, help="seconds between readings")] = 5.0,
+    anomalies: Annotated[
+        float, typer.Option(min=0, max=1, help="chance a reading starts an anomaly")
+    ] = 0.01,
+    mqtt_url: Annotated[str | None, typer.Option(help="broker URL (default mqtt settings)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed, to repeat a run")] = None,
+) -> None:
+    """Register simulated devices and publish their telemetry over MQTT; answer commands."""
+    from civic.kernel.devices.sim import broker_url, prepare_devices, run_devices
+
+    settings = _settings()
+
+    async def work() -> int:
+        devices = await prepare_devices(
+            settings, organisation_code=organisation, kind=kind, count=count, seed=seed
+        )
+        url = broker_url(settings, mqtt_url)
+        console.print(f"장치 {len(devices)}개 → {url} ({kind}, {interval}s 간격)")
+        return await run_devices(
+            devices,
+            url=url,
+            seconds=seconds,
+            interval=interval,
+            anomaly_rate=anomalies,
+            say=console.print,
+        )
+
+    try:
+        sent = asyncio.run(work())
+    except (ValueError, RuntimeError, OSError) as exc:
+        console.print(f"[red]시뮬레이션 실패 (simulation failed):[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"측정값 {sent}개를 보냈습니다 ({count} {kind}).")
+
+
+notify_app = typer.Typer(help="알림 (notifications)", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("send")
+def notify_send(
+    text: Annotated[str, typer.Option(help="the message")],
+    title: Annotated[str, typer.Option(help="title (push, e-mail subject)")] = "Civic",
+    phone: Annotated[str | None, typer.Option(help="mobile phone number")] = None,
+    email: Annotated[str | None, typer.Option(help="e-mail address")] = None,
+    user: Annotated[str | None, typer.Option(help="user name (for push and preferences)")] = None,
+    link: Annotated[str | None, typer.Option(help="link to add")] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option(help="push, sms, messenger, email, dev_inbox (repeat)")
+    ] = None,
+    emergency: Annotated[bool, typer.Option(help="every reachable channel, never held")] = False,
+) -> None:
+    """Send one message now through the configured channels and show how each went."""
+    from civic.kernel.notify import NotifyError, NotifyTemplateError, Recipient, Urgency
+    from civic.kernel.notify.once import send_once
+
+    settings = _settings()
+
+    async def work() -> list[tuple[str, str, str, str]]:
+        user_id = None
+        if user is not None:
+            engine = create_engine(settings.database.url)
+            try:
+                async with create_sessionmaker(engine)() as session:
+                    found = await find_user(session, username=user)
+            finally:
+                await engine.dispose()
+            if found is None:
+                raise NotifyError(f"사용자 '{user}'가 없습니다 (no such user)")
+            user_id = found.id
+        deliveries = await send_once(
+            settings,
+            recipient=Recipient(user_id=user_id, phone=phone, email=email),
+            template="generic",
+            context={"title": title, "text": text, "link": link or ""},
+            urgency=Urgency.EMERGENCY if emergency else Urgency.NORMAL,
+            channels=channel or None,
+        )
+        return [(d.channel, d.transport, d.status, d.last_error or "") for d in deliveries]
+
+    try:
+        rows = asyncio.run(work())
+    except (ValidationError, NotifyError, NotifyTemplateError) as exc:
+        console.print(f"[red]보낼 수 없습니다 (cannot send):[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table("channel", "transport", "status", "error")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if not any(status == "sent" for _, _, status, _ in rows):
+        raise typer.Exit(1)
 
 
 def main() -> None:

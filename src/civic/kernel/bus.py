@@ -1,10 +1,11 @@
 """Typed events published on commit through the outbox, delivered at least once.
 
 Publishing writes the event into the outbox table inside the caller's transaction, so an event
-exists exactly when the change that caused it was committed. The relay (a kernel part) reads the
-outbox after commit and hands each event to every durable subscriber in its own transaction,
-recording the event id as processed there: a redelivery after a crash is skipped, so handlers
-run once per event even though delivery is at least once.
+exists exactly when the change that caused it was committed. The relay (a kernel part, in
+`civic.kernel.relay`) reads the outbox after commit and carries the events to the durable
+subscribers, in process or through NATS JetStream. A subscriber handles events in a transaction
+that also records their ids as processed: a redelivery after a crash is skipped, so handlers run
+once per event even though delivery is at least once.
 """
 
 from __future__ import annotations
@@ -12,18 +13,28 @@ from __future__ import annotations
 import asyncio
 import re
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint, event, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    insert,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, mapped_column
 
-from civic.kernel.db import Base, UtcDateTime, new_id, transaction, utcnow
+from civic.kernel.db import Base, UtcDateTime, new_id, utcnow
 
 log = structlog.get_logger("civic.bus")
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
@@ -105,23 +116,91 @@ class DeadLetter(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     failed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Copied from the event, so that an agency's administrators see only their own failures.
+    organisation_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
+# Outbox rows are written with plain inserts: the ORM's bookkeeping of each row as an object
+# cost more than the rest of publishing.
+_OUTBOX = cast(Table, OutboxEvent.__table__)
 _PENDING = "civic.bus.pending"
+_BUFFER = "civic.bus.outbox"
 _wakers: set[Callable[[], None]] = set()
 
 
 async def publish(session: AsyncSession, event: Event) -> None:
     """Record event in the caller's transaction; it is delivered only if that commits."""
-    session.add(
-        OutboxEvent(
-            event_id=event.event_id,
-            name=event.name,
-            key=event.key()[:120],
-            payload=event.model_dump(mode="json"),
-        )
+    await publish_all(session, [event])
+
+
+async def publish_all(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Record several events, in order, in the caller's transaction."""
+    if not session.in_transaction():
+        await session.connection()  # begin it: the events belong to it, and end with it
+    _buffer(session.sync_session, events)
+
+
+def _buffer(session: Session, events: Sequence[Event]) -> None:
+    # Rows wait in the session until commit (or a query) and are then written with one
+    # statement; each remembers the (nested) transaction it was published in, so that rolling
+    # back a savepoint forgets the events published inside it.
+    owner = session.get_nested_transaction() or session.get_transaction()
+    now = utcnow()
+    rows: list[tuple[SessionTransaction | None, dict[str, Any]]] = session.info.setdefault(
+        _BUFFER, []
     )
-    session.sync_session.info[_PENDING] = True
+    for event_ in events:
+        row = {
+            "event_id": event_.event_id,
+            "name": event_.name,
+            "key": event_.key()[:120],
+            "payload": event_.model_dump(mode="json"),
+            "created_at": now,
+            "attempts": 0,
+        }
+        rows.append((owner, row))
+    if events:
+        session.info[_PENDING] = True
+
+
+def _write_buffer(session: Session) -> None:
+    rows = session.info.pop(_BUFFER, None)
+    if rows:
+        session.execute(insert(_OUTBOX), [row for _, row in rows])
+
+
+@event.listens_for(Session, "before_commit")
+def _write_outbox_before_commit(session: Session) -> None:
+    _write_buffer(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_outbox_before_queries(state: ORMExecuteState) -> None:
+    # A query in the same transaction sees the events published before it, in order.
+    if state.session.info.get(_BUFFER):
+        _write_buffer(state.session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    rows = session.info.get(_BUFFER)
+    if not rows:
+        return
+
+    def inside(owner: SessionTransaction | None) -> bool:
+        while owner is not None:
+            if owner is previous:
+                return True
+            owner = owner.parent
+        return previous.parent is None  # the whole transaction rolled back
+
+    session.info[_BUFFER] = [(owner, row) for owner, row in rows if not inside(owner)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction_: SessionTransaction) -> None:
+    if transaction_.parent is None:
+        session.info.pop(_BUFFER, None)
 
 
 @event.listens_for(Session, "after_commit")
@@ -173,6 +252,8 @@ class Bus:
     subscriptions: list[Subscription] = field(default_factory=list)
     listeners: list[tuple[frozenset[str] | None, Listener]] = field(default_factory=list)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # A transport that keeps per-subscriber state at the broker (NATS) hears of late subscribers.
+    watchers: list[Callable[[Subscription], None]] = field(default_factory=list, repr=False)
 
     def subscribe(self, *event_types: type[Event], handler: Handler, name: str) -> Subscription:
         """Handle these events durably, once each, in a transaction of their own."""
@@ -180,6 +261,8 @@ class Bus:
             raise ValueError(f"a subscriber named {name!r} exists already")
         subscription = Subscription(name, frozenset(t.name for t in event_types), handler)
         self.subscriptions.append(subscription)
+        for watcher in list(self.watchers):
+            watcher(subscription)
         return subscription
 
     def listen(self, listener: Listener, *event_types: type[Event]) -> None:
@@ -191,26 +274,23 @@ class Bus:
         """Return the durable subscribers of an event name."""
         return [s for s in self.subscriptions if name in s.names]
 
+    def named(self, name: str) -> Subscription | None:
+        """Return the durable subscriber called name in this process, if any."""
+        return next((s for s in self.subscriptions if s.name == name), None)
+
+    async def tell_listeners(self, event_: Event) -> None:
+        """Tell the listeners of event_; one that fails is logged and the others still hear."""
+        for names, listener in self.listeners:
+            if names is None or event_.name in names:
+                try:
+                    await listener(event_)
+                except Exception:
+                    log.exception("listener_failed", event_name=event_.name)
+
 
 def lane_of(key: str, lanes: int) -> int:
     """Return the delivery lane of a key: one key always takes the same lane."""
     return zlib.crc32(key.encode()) % lanes
-
-
-async def handle_once(sessions: Any, subscription: Subscription, event_: Event) -> bool:
-    """Run a handler for an event unless it ran before; return False if it was a duplicate."""
-    async with transaction(sessions) as session:
-        seen = await session.scalar(
-            select(ProcessedEvent.id).where(
-                ProcessedEvent.subscriber == subscription.name,
-                ProcessedEvent.event_id == event_.event_id,
-            )
-        )
-        if seen is not None:
-            return False
-        session.add(ProcessedEvent(subscriber=subscription.name, event_id=event_.event_id))
-        await subscription.handler(session, event_)
-        return True
 
 
 def register_waker(wake: Callable[[], None]) -> Callable[[], None]:

@@ -59,20 +59,29 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Answer 413 to a body larger than the limit, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        """Wrap app with a body limit in bytes."""
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, larger: dict[str, int] | None = None
+    ) -> None:
+        """Wrap app with a body limit in bytes; `larger` raises it under some path prefixes."""
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
+
+    def limit_for(self, path: str) -> int:
+        """Return the body limit of a path: uploads may be larger than other requests."""
+        raised = [limit for prefix, limit in self.larger.items() if path.startswith(prefix)]
+        return max([self.max_bytes, *raised])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, or buffer a streamed body up to the limit."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
-            if not declared.isdigit() or int(declared) > self.max_bytes:
-                await self._refuse(scope, send)
+            if not declared.isdigit() or int(declared) > limit:
+                await self._refuse(scope, send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -84,8 +93,8 @@ class BodyLimitMiddleware:
             if message["type"] != "http.request":
                 break
             total += len(message.get("body", b""))
-            if total > self.max_bytes:
-                await self._refuse(scope, send)
+            if total > limit:
+                await self._refuse(scope, send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -95,12 +104,12 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         problem: dict[str, object] = {
             "type": "about:blank",
             "title": "요청이 너무 큽니다",
             "status": 413,
-            "detail": f"요청 본문은 {self.max_bytes} 바이트까지 받습니다.",
+            "detail": f"요청 본문은 {limit} 바이트까지 받습니다.",
             "instance": scope["path"],
         }
         # Like every other problem, name the request so that a person can quote it.

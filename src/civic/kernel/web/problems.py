@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -62,7 +63,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # What any API route may answer besides success: input, identity, rights, absence, size.
-API_PROBLEMS = problem_responses(400, 401, 403, 404, 405, 413, 422, 500)
+API_PROBLEMS = problem_responses(400, 401, 403, 404, 405, 409, 413, 415, 422, 500)
 
 
 class Problem(Exception):
@@ -140,9 +141,21 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"'{request.url.path}' 경로가 없습니다 (no such path)."
-    return problem_response(
-        request, Problem(exc.status_code, detail, headers=dict(exc.headers or {}))
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _documented_methods(request)):
+        # Starlette names only the first matching route's methods; a path may have several.
+        headers["Allow"] = ", ".join(allowed)
+    return problem_response(request, Problem(exc.status_code, detail, headers=headers))
+
+
+def _documented_methods(request: Request) -> list[str]:
+    """Return every method the OpenAPI document gives the request's path."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
 
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
