@@ -7,6 +7,7 @@ retrying cannot help). Web Push and e-mail live in their own modules.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -134,7 +135,7 @@ def judge(response: httpx.Response, what: str) -> Sent:
     raise GiveUp(detail, status_code=status)
 
 
-class _HttpChannel:
+class _HttpChannel(ABC):
     """A channel that POSTs JSON to one URL with an API key."""
 
     transport = "http"
@@ -146,9 +147,9 @@ class _HttpChannel:
         self.api_key = api_key
         self.client = httpx.AsyncClient(timeout=timeout)
 
+    @abstractmethod
     def payload(self, outgoing: Outgoing) -> dict[str, Any]:
         """Return the JSON body for one delivery."""
-        raise NotImplementedError
 
     async def send(self, outgoing: Outgoing) -> Sent:
         """POST the delivery; the idempotency key lets the gateway drop a repeated send."""
