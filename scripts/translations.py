@@ -257,6 +257,23 @@ T.update(
         "화재": ("Fire", "火灾", "火災"),
     }
 )
+# Home tiles of the kernel's live pages.
+T.update(
+    {
+        "상황 관제": ("Situation", "态势监控", "状況管制"),
+        "진행 중인 사건을 지도와 목록으로 실시간 확인": (
+            "Open incidents, live on a map and a list",
+            "在地图和列表上实时查看进行中的事件",
+            "進行中の事案を地図と一覧でリアルタイムに確認",
+        ),
+        "실시간 위치": ("Live positions", "实时位置", "リアルタイム位置"),
+        "출동대와 협력자의 위치를 지도에서 확인": (
+            "Where units and collaborators are, on a map",
+            "在地图上查看出动队和协作者的位置",
+            "出動隊と協力者の位置を地図で確認",
+        ),
+    }
+)
 LANGS = ("en", "zh", "ja")
 
 

@@ -48,14 +48,23 @@ ACCOUNTS = [
         "dispatcher",
         "김상황 (119종합상황실)",
         "gn-fire",
-        {"smart119": [Role.DISPATCHER]},
+        {
+            "smart119": [Role.DISPATCHER],
+            "incidents": [Role.DISPATCHER],
+            "tracking": [Role.DISPATCHER],
+        },
         "010-1000-0002",
     ),
     DemoAccount(
         "crew",
         "박출동 (창원119안전센터)",
         "gn-fire",
-        {"smart119": [Role.CREW], "hydrants": [Role.CREW]},
+        {
+            "smart119": [Role.CREW],
+            "hydrants": [Role.CREW],
+            "incidents": [Role.CREW],
+            "tracking": [Role.CREW],
+        },
         "010-1000-0003",
     ),
     DemoAccount(
